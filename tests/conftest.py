@@ -20,3 +20,39 @@ TOLERANCES = {
 def root() -> Path:
     """The repository root."""
     return ROOT
+
+
+def run_chapter(stem: str, tmp_path: Path, **parameters):
+    """Execute chapters/<stem>.ipynb with papermill and return the notebook.
+
+    Results go to ``tmp_path/results``; ``parameters`` override the chapter's
+    defaults and should be tiny, so that one execution takes seconds.
+    """
+    import papermill
+
+    parameters.setdefault("results_dir", str(tmp_path / "results"))
+    parameters.setdefault("profile", "test")
+    output = tmp_path / f"{stem}.ipynb"
+    return papermill.execute_notebook(
+        str(ROOT / "chapters" / f"{stem}.ipynb"),
+        str(output),
+        parameters=parameters,
+        cwd=str(ROOT / "chapters"),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+
+
+def outputs_of(notebook, output_type=None):
+    """List every output of every code cell, optionally of one type."""
+    found = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output_type is None or output.get("output_type") == output_type:
+                found.append(output)
+    return found
+
+
+def image_outputs(notebook):
+    """List the outputs that carry a PNG image."""
+    return [o for o in outputs_of(notebook) if "image/png" in o.get("data", {})]
