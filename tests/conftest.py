@@ -56,3 +56,12 @@ def outputs_of(notebook, output_type=None):
 def image_outputs(notebook):
     """List the outputs that carry a PNG image."""
     return [o for o in outputs_of(notebook) if "image/png" in o.get("data", {})]
+
+
+def glued_value(notebook, name):
+    """Return the text/plain form of the value a chapter glued under ``name``."""
+    for output in outputs_of(notebook, "display_data"):
+        scrapbook = output.get("metadata", {}).get("scrapbook", {})
+        if scrapbook.get("name") == name:
+            return output["data"][scrapbook["mime_prefix"] + "text/plain"]
+    raise KeyError(f"no glued value {name!r} in the notebook")

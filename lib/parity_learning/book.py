@@ -19,6 +19,7 @@ executed notebook is kept for inspection.
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import os
 import shutil
@@ -100,22 +101,23 @@ class Profile:
     description: str = ""
 
 
-def _check_value_type(chapter, name, value, default_info, profile_path):
-    inferred = default_info.get("inferred_type_name", "None")
-    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-             "list": (list,), "dict": (dict,)}
-    expected = kinds.get(inferred)
-    if expected is None:
+def _check_value_type(chapter, name, value, declared, profile_path):
+    """Reject a profile value whose type differs from the chapter's default."""
+    try:
+        default = ast.literal_eval(declared.get("default", "None"))
+    except (ValueError, SyntaxError):
+        return  # a default computed by code: nothing to compare with
+    if default is None:
         return
-    if isinstance(value, bool) and inferred != "bool":
-        ok = False
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
+    expected = (int, float) if type(default) is float else (type(default),)
+    same_kind = isinstance(value, expected) and (
+        isinstance(value, bool) == isinstance(default, bool)
+    )
+    if not same_kind:
         raise TypeError(
             f"profile {profile_path}: chapters.{chapter}.{name} = {value!r} is "
-            f"{type(value).__name__}, the chapter's default "
-            f"{default_info.get('default')} is {inferred}"
+            f"{type(value).__name__}, the chapter's default {default!r} is "
+            f"{type(default).__name__}"
         )
 
 

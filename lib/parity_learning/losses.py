@@ -32,13 +32,13 @@ def bce_with_logits(logits: torch.Tensor, y: torch.Tensor):
 def hinge(logits: torch.Tensor, y: torch.Tensor):
     """Hinge loss max(0, 1 - y z), the loss of Daniely & Malach's experiments.
 
-    Its subgradient at the kink y z = 1 is taken as 0, as autograd does for
-    ``torch.clamp``.
+    At the kink y z = 1 the subgradient -y is used, the value autograd gives
+    for ``torch.clamp(1 - y * z, min=0)``.
     """
     count = logits.shape[-1]
     margin = 1 - y * logits
     loss = margin.clamp(min=0).mean(dim=-1)
-    dlogits = torch.where(margin > 0, -y, torch.zeros_like(margin)) / count
+    dlogits = torch.where(margin >= 0, -y, torch.zeros_like(margin)) / count
     return loss, dlogits
 
 
