@@ -220,7 +220,8 @@ def train(
         correct_sum = torch.zeros(ensemble_shape, dtype=torch.float64)
         seen = 0
         step_metrics = {}
-        for X_batch, y_batch in data.batches(X, y, batch_size):
+        last_batch = math.ceil(X.shape[-2] / batch_size)
+        for batch, (X_batch, y_batch) in enumerate(data.batches(X, y, batch_size), start=1):
             cache = model.forward(X_batch)
             batch_loss, dlogits = loss_fn(cache.logits, y_batch)
             step += 1
@@ -229,6 +230,10 @@ def train(
                 diverged_step[bad] = step
                 log.warning("run diverged at step %d (epoch %d): loss %s", step, epoch, batch_loss)
             grads = rule.gradients(model, cache, dlogits)
+            if batch == last_batch:
+                # Taken before the step moves the weights, so that a rule's
+                # metrics compare its update with BP at the same weights.
+                step_metrics = rule.metrics(model, cache, dlogits, grads)
             optimizer.step(grads)
             count = X_batch.shape[-2]
             seen += count
@@ -236,10 +241,8 @@ def train(
             correct_sum += accuracy(cache.logits, y_batch).detach().cpu().double() * count
             if (diverged_step >= 0).all():
                 break
-            step_metrics = (cache, dlogits, grads)
-        if step_metrics:
-            for name, value in rule.metrics(model, *step_metrics).items():
-                history.append(name, _mask_diverged(value))
+        for name, value in step_metrics.items():
+            history.append(name, _mask_diverged(value))
         record_evaluation({"loss": loss_sum / seen, "accuracy": correct_sum / seen})
         if (diverged_step >= 0).all():
             log.warning("every member diverged; stopping after epoch %d of %d", epoch, epochs)
