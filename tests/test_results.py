@@ -101,3 +101,42 @@ def test_commit_twice_raises(tmp_path):
 def test_markdown_table():
     text = markdown_table(pd.DataFrame({"x": ["a|b"], "y": [0.123456]}))
     assert text == "| x | y |\n|---|---|\n| a\\|b | 0.1235 |\n"
+
+
+WRITER = """
+import sys
+import matplotlib; matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from parity_learning.results import ChapterResults
+results_dir, tag = sys.argv[1], sys.argv[2]
+for run in range(25):
+    results = ChapterResults(results_dir, "shared", {"writer": tag, "run": run}, seed=0)
+    fig, ax = plt.subplots()
+    ax.plot([0, run], [1, 0])
+    results.save_figure(fig, "curve")
+    plt.close(fig)
+    results.save_table(pd.DataFrame({"writer": [tag], "run": [run]}), "numbers")
+    results.commit()
+"""
+
+
+def test_two_processes_committing_at_once_leave_one_complete_run(tmp_path):
+    import hashlib
+
+    results_dir = tmp_path / "results"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(results_dir), tag])
+               for tag in ("a", "b")]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+
+    folder = results_dir / "shared"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    files = sorted(p.name for p in folder.iterdir() if p.name != "manifest.json")
+    assert files == sorted(manifest["files"])
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    table = pd.read_csv(folder / "numbers.csv")
+    assert table["writer"].item() == manifest["parameters"]["writer"]
+    assert table["run"].item() == manifest["parameters"]["run"]
+    assert not list(tmp_path.glob(".staging-*"))
+    assert not list(tmp_path.glob(".old-*"))

@@ -90,3 +90,23 @@ def test_invalid_loop_settings(field, value):
     with pytest.raises(ValueError, match=f"{field} must be a positive integer"):
         train(model, Backprop(), make_optimizer("sgd", model.parameters()), small_task(),
               seed=0, **settings)
+
+
+def test_float32_and_float64_runs_agree():
+    from conftest import CROSS_DTYPE
+
+    final = {}
+    for dtype in (torch.float32, torch.float64):
+        task = small_task(0, dtype)
+        model = MLP((12, 16, 1), "tanh", generator=torch_generator(0, "init"),
+                    dtype=torch.float64)
+        model.weights = [W.to(dtype) for W in model.weights]
+        model.biases = [b.to(dtype) for b in model.biases]
+        optimizer = make_optimizer("sgd", model.parameters(), lr=0.05, momentum=0.9)
+        history = train(model, Backprop(), optimizer, task, epochs=3, batch_size=32, seed=0)
+        final[dtype] = (model.parameters(), history)
+    for a, b in zip(final[torch.float32][0], final[torch.float64][0]):
+        torch.testing.assert_close(a.double(), b, **CROSS_DTYPE)
+    np.testing.assert_allclose(final[torch.float32][1].array("train_loss"),
+                               final[torch.float64][1].array("train_loss"),
+                               rtol=CROSS_DTYPE["rtol"])

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from .locking import file_lock
+
 __all__ = ["Profile", "load_profile", "toc_chapters", "build", "main", "BuildError"]
 
 log = logging.getLogger("parity_learning.book")
@@ -190,6 +192,9 @@ def _copy_sources(root: Path, source: Path) -> None:
             shutil.copy2(root / name, source / name)
     ignore = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__")
     shutil.copytree(root / "chapters", source / "chapters", ignore=ignore)
+    # Vendored static files (MathJax), served from the built site.
+    if (root / "vendor").is_dir():
+        shutil.copytree(root / "vendor", source / "vendor")
 
 
 def execute_chapter(root: Path, chapter: str, output: Path, parameters: dict, timeout: int):
@@ -232,6 +237,14 @@ def build(profile_name: str = "quick", *, chapters: list[str] | None = None,
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; chapters: {list(profile.chapters)}")
 
+    # Two builds in one checkout would overwrite each other's executed
+    # notebooks: the second waits for the first.
+    with file_lock(build_dir / ".build.lock"):
+        return _build_locked(root, profile, selected, source, results_dir, html)
+
+
+def _build_locked(root, profile, selected, source, results_dir, html):
+    build_dir = source.parent
     # Figures must reach the notebooks: the inline backend, never Agg.
     os.environ.pop("MPLBACKEND", None)
     _copy_sources(root, source)

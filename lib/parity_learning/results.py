@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .locking import file_lock
 
 __all__ = ["ChapterResults", "markdown_table", "git_commit"]
 
@@ -180,13 +181,18 @@ class ChapterResults:
         (self._staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         self.results_dir.mkdir(parents=True, exist_ok=True)
         target = self.chapter_dir
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{self.chapter}-", dir=self.results_dir.parent))
-            os.replace(target, old / "previous")
-        os.replace(self._staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # Two builds may commit the same chapter at once: the lock makes the
+        # two renames of one commit a unit, so the folder always holds one
+        # complete run, never a mix.
+        with file_lock(self.results_dir.parent / f".{self.results_dir.name}.lock"):
+            old = None
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".old-{self.chapter}-",
+                                            dir=self.results_dir.parent))
+                os.replace(target, old / "previous")
+            os.replace(self._staging, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         self._committed = True
         log.info("results of %s committed to %s", self.chapter, target)
         return target
