@@ -362,3 +362,16 @@ def test_train_records_metrics_before_step():
                     progress=False)
     assert history.array("angle_update_layer1")[0] == pytest.approx(0.0, abs=1e-5)
     assert history.array("angle_feedback_layer1")[0] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_step_timing_table_layout():
+    # Structure only: timings are machine-dependent and never asserted.
+    from parity_learning.benchmarks import compare_step_times
+
+    table = compare_step_times(("bp", "fa", "dfa"), depths=(1, 2), width=8,
+                               batch_size=4, repeats=2, warmup=1)
+    assert list(table["hidden layers"]) == [1, 2]
+    assert {"bp_ms", "fa_ms", "dfa_ms", "fa/bp", "dfa/bp"} <= set(table.columns)
+    assert (table["dfa_ms"] > 0).all()
+    with pytest.raises(ValueError, match="baseline"):
+        compare_step_times(("dfa",), depths=(1,), width=8, batch_size=4, repeats=1)
