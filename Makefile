@@ -21,7 +21,7 @@ book: $(STAMP)
 	$(BIN)/python -m parity_learning.book build --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter full,$(PROFILE)),--run-slow)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=chapters $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -69,3 +69,17 @@ def glued_value(notebook, name):
         if scrapbook.get("name") == name:
             return output["data"][scrapbook["mime_prefix"] + "text/plain"]
     raise KeyError(f"no glued value {name!r} in the notebook")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run tests marked slow (thesis scale, minutes each)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or `make test PROFILE=full`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
