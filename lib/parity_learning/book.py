@@ -56,9 +56,9 @@ def repository_root() -> Path:
     raise FileNotFoundError(f"no _toc.yml in {here} or any parent: run from the repository")
 
 
-def toc_chapters(root: Path) -> list[str]:
-    """Return the notebook chapters of ``_toc.yml`` in book order, as stems."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
+def toc_files(toc_path: Path) -> list[str]:
+    """Return every ``root`` and ``file`` entry of a ``_toc.yml``, in book order."""
+    toc = yaml.safe_load(Path(toc_path).read_text())
     files: list[str] = []
 
     def walk(node):
@@ -74,8 +74,13 @@ def toc_chapters(root: Path) -> list[str]:
                 walk(item)
 
     walk(toc)
+    return files
+
+
+def toc_chapters(root: Path) -> list[str]:
+    """Return the notebook chapters of ``_toc.yml`` in book order, as stems."""
     chapters = []
-    for name in files:
+    for name in toc_files(root / "_toc.yml"):
         path = root / name
         if path.with_suffix(".ipynb").is_file():
             chapters.append(Path(name).with_suffix("").name)
