@@ -39,6 +39,7 @@ __all__ = [
     "CHROMIUM",
     "CHROMEDRIVER",
     "CHROMIUM_FLAGS",
+    "LOOPBACK_ONLY_FLAGS",
     "BrowserUnavailable",
     "PageReport",
     "toc_pages",
@@ -60,6 +61,13 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+)
+#: Keep the browser on loopback: every request to another host goes to a
+#: closed local port and fails at once, and no host name is resolved except
+#: localhost. A page that references a CDN then logs an error, as it should.
+LOOPBACK_ONLY_FLAGS = (
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 )
 WINDOW_WIDTH = 1280
 #: Screenshots stop at this height in pixels; a longer page is cut off.
@@ -230,7 +238,7 @@ def _start_browser(profile_dir: Path, chromium: str, chromedriver: str):
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
+    for flag in CHROMIUM_FLAGS + LOOPBACK_ONLY_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile_dir}")
     options.add_argument(f"--window-size={WINDOW_WIDTH},1000")
