@@ -371,3 +371,33 @@ def test_command_line_reports_invalid_grid(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert sweep.main([str(grid), "--results-dir", str(tmp_path / "runs")]) == 1
     assert "RunConfig.width" in caplog.text
+
+
+def test_histories_of_groups_runs_by_columns():
+    results = run_group([RunConfig(seed=s, **TINY) for s in range(3)])
+    results += run_group([RunConfig(seed=0, lr=0.3, **TINY)])
+    frame = sweep.results_frame(results)
+    groups = sweep.histories_of(results, frame, ["lr"])
+    assert list(groups) == [(0.1,), (0.3,)]
+    assert groups[(0.1,)].array("test_accuracy").shape == (TINY["epochs"] + 1, 3)
+    np.testing.assert_array_equal(groups[(0.3,)].array("test_accuracy")[:, 0],
+                                  results[3].history.array("test_accuracy"))
+
+
+# --------------------------------------------------------------------------
+# The chapter
+
+
+def test_parity_grid_chapter_executes(tmp_path):
+    from conftest import image_outputs, outputs_of, run_chapter
+
+    notebook = run_chapter("parity_grid", tmp_path, sparse_tasks=[[8, 3, 1]], digit_ks=[2],
+                           num_seeds=2, width=8, num_train=200, digit_num_train=100,
+                           num_validation=100, num_test=100, epochs=2, digit_epochs=1,
+                           lr_factors=[1.0], workers=1)
+    assert outputs_of(notebook, "error") == []
+    assert len(image_outputs(notebook)) >= 3
+    manifest = json.loads((tmp_path / "results" / "parity_grid" / "manifest.json").read_text())
+    assert "test_accuracy_heatmaps.png" in manifest["files"]
+    assert "halves.tex" in manifest["files"]
+    assert len(list((tmp_path / "results" / "runs" / "parity_grid").glob("*.json"))) == 224

@@ -95,3 +95,15 @@ def test_heatmaps_draw_one_panel_per_task():
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert [ax.get_title() for ax in visible] == ["A", "B", "A"]
     plt.close(fig)
+
+
+def test_part_table_formats_each_metric():
+    frame = FRAME.assign(test_uniform_accuracy=FRAME["test_accuracy"] - 0.1)
+    picks = pd.DataFrame([dict(task_label="A", method="bp", optimizer="adam"),
+                          dict(task_label="A", method="dfa", optimizer="sgd")])
+    table = tables.part_table(frame, picks, {"test_accuracy": "all",
+                                             "test_uniform_accuracy": "uniform"},
+                              labels={"bp": "BP"})
+    assert table["method"].tolist() == ["BP", "dfa"]
+    assert table["all"].tolist() == ["0.700 ± 0.141", "diverged"]
+    assert table["uniform"].tolist() == ["0.600 ± 0.141", "diverged"]

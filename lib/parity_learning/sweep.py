@@ -4,8 +4,8 @@ A run is a frozen ``RunConfig``. Its result is stored in one JSON file,
 ``<results_dir>/<config hash>-<library version>.json``, written to a
 temporary file in the same folder and renamed into place, so a reader sees
 either a complete file or none. ``run_sweep`` trains only the runs that have
-no stored result (all of them with ``force=True``); it groups runs that differ
-only in their seed into one ensemble (matrix products over a leading
+no stored result, or all of them with ``force=True``. It groups runs that
+differ only in their seed into one ensemble (matrix products over a leading
 dimension E) and runs the groups in local worker processes or on a Dask
 cluster.
 
@@ -52,6 +52,7 @@ __all__ = [
     "results_frame",
     "select_learning_rates",
     "stack_histories",
+    "histories_of",
     "main",
 ]
 
@@ -121,6 +122,7 @@ class RunConfig:
         _check_choice("task", self.task, TASKS)
         _check_choice("dtype", self.dtype, DTYPES)
         get_method(self.method)
+
         for name in ("n", "k", "num_train", "num_validation", "num_test", "width",
                      "hidden_layers", "epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
@@ -136,6 +138,7 @@ class RunConfig:
             raise ValueError(
                 f"RunConfig.device must be 'cpu', 'cuda' or 'cuda:<index>', got {self.device!r}"
             )
+
         options = tuple(tuple(pair) for pair in self.optimizer_options)
         if any(len(pair) != 2 or not isinstance(pair[0], str) for pair in options):
             raise ValueError(
@@ -144,6 +147,7 @@ class RunConfig:
             )
         object.__setattr__(self, "optimizer_options", tuple(sorted(options)))
         object.__setattr__(self, "lr", float(self.lr))
+
         if not get_method(self.method).supports(self.hidden_layers):
             raise ValueError(
                 f"RunConfig.method {self.method!r} is not defined for "
@@ -424,8 +428,16 @@ def _init_worker(threads: int) -> None:
 
 def _run_local(groups, workers, threads):
     if workers == 1:
-        for group in groups:
-            yield run_group(group)
+        # Small matrices train much faster on one thread than on several that
+        # compete with other processes, so the in-process path uses the same
+        # thread count as a worker process, then restores the caller's.
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for group in groups:
+                yield run_group(group)
+        finally:
+            torch.set_num_threads(previous)
         return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
@@ -511,6 +523,7 @@ def results_frame(results: Sequence[RunResult]) -> pd.DataFrame:
     for result in results:
         row = result.config.to_dict()
         row.pop("optimizer_options")
+        row["key"] = result.config.key
         row["task_label"] = result.config.task_label
         row["diverged"] = result.diverged
         row["seconds"] = result.seconds
@@ -550,6 +563,23 @@ def stack_histories(results: Sequence[RunResult]) -> History:
             stacked.values.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
     stacked.diverged_step = np.asarray([r.history.diverged_step for r in results])
     return stacked
+
+
+def histories_of(results: Sequence[RunResult], frame: pd.DataFrame,
+                 by: Sequence[str]) -> dict[tuple, History]:
+    """Group the runs named by ``frame`` (its ``key`` column) by the columns ``by``.
+
+    Returns, per group in the order of first appearance, one History whose
+    members are the group's runs (see ``stack_histories``).
+    """
+    by_key = {result.config.key: result for result in results}
+    missing = sorted(set(frame["key"]) - set(by_key))
+    if missing:
+        raise ValueError(f"frame names runs that are not in results: {missing[:3]}")
+    groups = {}
+    for values, rows in frame.groupby(list(by), sort=False):
+        groups[values] = stack_histories([by_key[key] for key in rows["key"]])
+    return groups
 
 
 # --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["summarize", "format_cell", "grid_table", "heatmap", "heatmaps"]
+__all__ = ["summarize", "format_cell", "grid_table", "part_table", "heatmap", "heatmaps"]
 
 KEYS = ("task_label", "method", "optimizer")
 MISSING = "n/a"  # no run: the method is not defined for this task's depth
@@ -65,8 +65,8 @@ def grid_table(summary: pd.DataFrame, task_label: str, *,
                labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Return a methods × optimizers table of formatted cells for one task.
 
-    ``methods`` and ``optimizers`` fix the order of rows and columns (any
-    method of ``methods`` without runs on this task gets a row of "n/a");
+    ``methods`` and ``optimizers`` fix the order of rows and columns, and a
+    method of ``methods`` without runs on this task gets a row of "n/a".
     ``labels`` maps method names to the names shown in the first column.
     """
     part = summary[summary["task_label"] == task_label]
@@ -84,6 +84,27 @@ def grid_table(summary: pd.DataFrame, task_label: str, *,
             row[optimizer] = cells.get((method, optimizer), MISSING)
         rows.append(row)
     return pd.DataFrame(rows, columns=["method", *optimizers])
+
+
+def part_table(frame: pd.DataFrame, picks: pd.DataFrame, metrics: dict[str, str], *,
+               labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Return one row per row of ``picks`` with a formatted cell per metric.
+
+    ``picks`` contains the ``KEYS`` columns of the cells to show, for example
+    each method at its best optimizer. ``metrics`` maps a column of ``frame``
+    to the heading of its column in the table.
+    """
+    keys = list(KEYS)
+    table = picks[keys].copy()
+    for metric, heading in metrics.items():
+        summary = summarize(frame, metric)
+        cells = summary.apply(
+            lambda row: format_cell(row["mean"], row["std"], row["runs"], row["diverged"]),
+            axis=1)
+        summary = summary[keys].assign(**{heading: cells})
+        table = table.merge(summary, on=keys, how="left")
+    table["method"] = table["method"].map(lambda m: (labels or {}).get(m, m))
+    return table.fillna(MISSING).reset_index(drop=True)
 
 
 def heatmap(summary: pd.DataFrame, task_label: str, *, ax=None,
