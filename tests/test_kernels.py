@@ -9,6 +9,7 @@ from conftest import TOLERANCES
 from parity_learning.data import SparseParityTask
 from parity_learning.kernels import (
     empirical_ntk,
+    kernel_changes,
     kernel_distance,
     laziness_by_width,
     per_example_gradients,
@@ -167,3 +168,22 @@ def test_laziness_by_width_table():
     assert (moved["relative change"] > 0).all()
     trained_first = frame[(frame.model == "bp") & (frame.layer == "W1")]
     assert (trained_first["relative change"] > 0).all()
+
+
+def test_kernel_changes_table():
+    task = SparseParityTask(6, 3, 200, 100, seed=0, dtype=torch.float64)
+    test_set = task.evaluation_sets["test"]
+    X, y = test_set.X[:20], test_set.y[:20]
+    kernels, frame = kernel_changes(task, ["bp", "linear_features"], 8, X, y,
+                                    optimizer="sgd", optimizer_options={"lr": 0.5},
+                                    epochs=3, batch_size=20, seed=0)
+    assert list(frame.model) == ["bp", "linear_features"]
+    K0, KT = kernels["bp"]
+    assert K0.shape == (20, 20)
+    rows = frame.set_index("model")
+    assert rows.loc["bp", "kernel distance"] == kernel_distance(K0, KT)
+    assert rows.loc["bp", "kernel distance"] > 1e-3
+    assert rows.loc["linear_features", "kernel distance"] == 0.0
+    target = y[:, None] * y[None, :]
+    expected = 1 - kernel_distance(KT, target)
+    assert rows.loc["bp", "alignment after training"] == pytest.approx(expected, rel=1e-12)

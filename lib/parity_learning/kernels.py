@@ -33,6 +33,7 @@ __all__ = [
     "relative_change",
     "weight_changes",
     "laziness_by_width",
+    "kernel_changes",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,17 @@ def empirical_ntk(model, X1: torch.Tensor, X2: torch.Tensor | None = None) -> to
 
 
 def kernel_distance(K1: torch.Tensor, K2: torch.Tensor) -> float:
-    """Return 1 - <K1, K2>_F / (||K1||_F ||K2||_F) of two kernel matrices."""
+    """Return 1 - <K1, K2>_F / (||K1||_F ||K2||_F) of two kernel matrices.
+
+    The exact value is at least 0 (Cauchy-Schwarz); rounding errors below 0
+    are returned as 0, so that equal kernels print as 0 rather than -0.
+    """
     if K1.shape != K2.shape:
         raise ValueError(f"kernel matrices differ in shape: {tuple(K1.shape)} and {tuple(K2.shape)}")
     norms = torch.linalg.matrix_norm(K1) * torch.linalg.matrix_norm(K2)
     if norms == 0:
         raise ValueError("kernel distance is undefined for a zero kernel matrix")
-    return float(1 - (K1 * K2).sum() / norms)
+    return max(0.0, float(1 - (K1 * K2).sum() / norms))
 
 
 def relative_change(initial: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
@@ -132,3 +137,32 @@ def laziness_by_width(task, models: Iterable[str], widths: Iterable[int], *,
             })
         log.info("laziness: %s at width %d done", name, width)
     return pd.DataFrame(rows)
+
+
+def kernel_changes(task, models: Iterable[str], width: int, X: torch.Tensor,
+                   y: torch.Tensor, **training):
+    """Compare each model's empirical NTK on X before and after training.
+
+    ``training`` holds the keyword arguments of ``lazy.fit_model`` other than
+    ``name`` and ``width``. Returns ``(kernels, frame)``: ``kernels[name]`` is
+    the pair (K_0, K_T) of (N, N) matrices, and ``frame`` has one row per
+    model with the kernel distance d(K_0, K_T) and the kernel-target
+    alignment 1 - d(K, y y^T) at both ends, which grows as the kernel adapts
+    to the labels y.
+    """
+    target = y[:, None] * y[None, :]  # (N, N)
+    kernels, rows = {}, []
+    for name in models:
+        sizes = (task.input_dim, width, 1)
+        initial = build_model(name, sizes, training["seed"], dtype=task.dtype)
+        trained, history = fit_model(task, name, width=width, **dict(training, progress=False))
+        K0, KT = empirical_ntk(initial, X), empirical_ntk(trained, X)
+        kernels[name] = (K0, KT)
+        rows.append({
+            "model": name,
+            "kernel distance": kernel_distance(K0, KT),
+            "alignment at init": 1 - kernel_distance(K0, target),
+            "alignment after training": 1 - kernel_distance(KT, target),
+            "test accuracy": history.final("test_accuracy"),
+        })
+    return kernels, pd.DataFrame(rows)

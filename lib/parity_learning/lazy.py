@@ -31,10 +31,10 @@ of :mod:`parity_learning.models` (rows are examples, ``W_l`` of shape
 Every model follows the protocol of ``models.MLP``: ``forward`` returns a
 ``ForwardCache``, ``backward`` returns the exact gradients of
 ``parameters()`` (the trained tensors only), and ``stack``/``member`` build
-and split ensembles. Weights are drawn in the order W_1, b_1, W_2, b_2 (then
-G_1, c_1 for gated networks), the order ``models.MLP`` uses, so a gated
-network or ReLU-features model starts from the same trained weights as the
-ReLU MLP built from the same generator state.
+and split ensembles. Weights are drawn in the order W_1, b_1, W_2, b_2, as
+``models.MLP`` draws them, and the gate G_1, c_1 comes last. So a gated
+network or a ReLU-features model starts from the same weights as the ReLU
+MLP built from the same generator state.
 """
 
 from __future__ import annotations
@@ -387,9 +387,11 @@ def fit_model(
     loss: str = "bce",
     progress: bool | None = None,
 ):
-    """Build the model ``name`` ("bp" or a lazy model), train it with BP on ``task``.
+    """Build and train a depth-two model of ``width`` hidden units on ``task``.
 
-    Returns (model, history). The initial weights come from the stream
+    ``name`` is ``"bp"`` (a ReLU ``MLP``) or one of ``LAZY_MODELS``; every
+    model trains on its exact gradients (``rules.Backprop``). Returns
+    (model, history). The initial weights come from the stream
     ``init`` of ``seed`` (see ``build_model``) and the batch order from
     ``batch-order``, as in ``experiments.fit_mlp``.
     """
