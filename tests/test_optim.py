@@ -259,3 +259,15 @@ def test_load_state_dict_rejects_mismatch():
     with pytest.raises(ValueError, match="dtype torch.float32"):
         make_optimizer("adam", [torch.zeros(2, dtype=torch.float64)]).load_state_dict(
             adam.state_dict())
+
+
+def test_optimizers_chapter_runs(tmp_path):
+    from conftest import image_outputs, outputs_of, run_chapter
+
+    notebook = run_chapter(
+        "optimizers", tmp_path, quadratic_steps=10, rosenbrock_steps=20,
+        lr_grid=[1e-4, 1e-3, 1e-2], nesterov_steps=20, adadelta_steps=20, n=8, k=2,
+        width=8, num_train=128, num_test=64, epochs=2, batch_size=64)
+    assert not outputs_of(notebook, "error")
+    assert image_outputs(notebook)
+    assert (tmp_path / "results" / "optimizers" / "manifest.json").is_file()

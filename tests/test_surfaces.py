@@ -13,6 +13,7 @@ from parity_learning.surfaces import (
     get_surface,
     lookahead_points,
     nesterov_lookahead,
+    plot_path_panels,
     plot_trajectories,
     trajectory,
     tune_learning_rate,
@@ -147,3 +148,18 @@ def test_plot_draws_every_path():
     assert "adam" in labels
     assert sorted(SURFACES) == ["beale", "quadratic", "rosenbrock"]
     assert math.isclose(ax.get_xlim()[0], surface.bounds[0][0])
+
+
+def test_path_panels_one_per_path_and_gap_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    surface = get_surface("quadratic", condition=5.0)
+    paths = {name: trajectory(surface, name, 15, lr=0.05) for name in sorted(OPTIMIZERS)}
+    fig = plot_path_panels(surface, paths)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(visible) == len(paths) + 1
+    assert [ax.get_title() for ax in visible[:-1]] == list(paths)
+    gap_lines = visible[-1].get_lines()
+    assert [line.get_label() for line in gap_lines] == list(paths)
+    np.testing.assert_allclose(gap_lines[0].get_ydata(), surface.gap(paths["adadelta"]))

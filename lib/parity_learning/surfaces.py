@@ -34,6 +34,7 @@ __all__ = [
     "nesterov_lookahead",
     "lookahead_points",
     "plot_trajectories",
+    "plot_path_panels",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,3 +266,38 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, np.ndarray], ax=None
     ax.set_ylabel("$y$")
     ax.set_title(surface.label)
     return ax
+
+
+def plot_path_panels(surface: Surface, paths: Mapping[str, np.ndarray], columns: int = 4,
+                     width: float = 7.5):
+    """Draw each path on its own contour panel, plus one panel of f - min f per step.
+
+    One panel per entry of ``paths`` (label to array (T, 2)) keeps crossing
+    paths apart; the last panel overlays f - min f of all of them on a log
+    scale. Returns the figure, ``width`` inches wide.
+    """
+    count = len(paths) + 1
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 2.1 * rows + 0.3),
+                             squeeze=False)
+    flat = axes.ravel()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, path) in enumerate(paths.items()):
+        ax = flat[index]
+        plot_trajectories(surface, {label: path}, ax=ax, grid_points=150)
+        ax.get_lines()[0].set_color(colors[index % len(colors)])
+        ax.set_title(label, fontsize="small")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(labelsize="x-small")
+    gap_ax = flat[len(paths)]
+    for index, (label, path) in enumerate(paths.items()):
+        gap_ax.semilogy(surface.gap(path), color=colors[index % len(colors)], label=label,
+                        linewidth=1.0)
+    gap_ax.set_title("$f - \\min f$ per step", fontsize="small")
+    gap_ax.tick_params(labelsize="x-small")
+    for ax in flat[count:]:
+        ax.axis("off")
+    fig.suptitle(surface.label, fontsize="medium")
+    fig.tight_layout()
+    return fig
