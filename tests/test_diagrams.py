@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.patches import FancyArrowPatch
 
-from parity_learning.diagrams import error_transport, error_transport_panels
+from parity_learning.diagrams import alignment_curves, error_transport, error_transport_panels
 
 
 def texts(ax):
@@ -60,3 +60,21 @@ def test_invalid_arguments_rejected():
         error_transport("bp", 0)
     with pytest.raises(ValueError, match="method must be one of"):
         error_transport_panels(("bp", "sgd"))
+
+
+def test_alignment_curves_one_line_per_layer():
+    from parity_learning.train import History
+
+    history = History(ensemble_shape=())
+    for epoch in range(3):
+        history.append("angle_update_layer1", 80.0 - epoch)
+        history.append("angle_update_layer2", 60.0 - epoch)
+        history.append("angle_feedback_layer1", 85.0)
+    fig = alignment_curves({"DFA": history, "FA": history})
+    assert [ax.get_title() for ax in fig.axes] == ["DFA", "FA"]
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("layer")]
+    assert [line.get_label() for line in lines] == ["layer 1", "layer 2"]
+    assert list(lines[1].get_ydata()) == [60.0, 59.0, 58.0]
+    with pytest.raises(ValueError, match="recorded no angle_update_layer"):
+        alignment_curves({"BP": History(ensemble_shape=())})
+    plt.close("all")

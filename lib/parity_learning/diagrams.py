@@ -1,4 +1,7 @@
-"""Error-transport diagrams of BP, FA and DFA, drawn with matplotlib.
+"""Figures of the feedback-alignment chapters, drawn with matplotlib.
+
+``error_transport`` draws how BP, FA and DFA carry the error back;
+``alignment_curves`` plots the alignment angles a run recorded.
 
 A diagram shows the layers of a network as boxes from the input X to the
 output y_hat. Forward arrows carry the weights W_l above the boxes; the
@@ -9,10 +12,13 @@ W_{l+1}^T from the layer above (BP), a fixed random B_l from the layer above
 
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["TRANSPORTS", "error_transport", "error_transport_panels"]
+__all__ = ["TRANSPORTS", "error_transport", "error_transport_panels", "alignment_curves"]
 
 #: Learning rules a diagram can show, with the title of their panel.
 TRANSPORTS = {
@@ -125,5 +131,48 @@ def error_transport_panels(methods=("bp", "fa", "dfa"), hidden_layers: int = 2):
                              squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, method in zip(axes[:, 0], methods):
         error_transport(method, hidden_layers, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_curves(histories, metric: str = "angle_update", title: str | None = None):
+    """Plot a recorded alignment angle over epochs, one panel per run.
+
+    ``histories`` maps a panel title to a ``History`` of FA or DFA; every
+    ``<metric>_layer{l}`` it recorded becomes one line. An ensemble history is
+    drawn as its mean over members. The dotted line at 90 degrees separates
+    updates that descend (below) from those that do not.
+    """
+    from .plots import PAGE_WIDTH
+
+    pattern = re.compile(rf"^{re.escape(metric)}_layer(\d+)$")
+    fig, axes = plt.subplots(1, len(histories), figsize=(PAGE_WIDTH, 3.0), squeeze=False,
+                             sharey=True)
+    for ax, (name, history) in zip(axes[0], histories.items()):
+        layers = sorted(int(m.group(1)) for key in history.values
+                        if (m := pattern.match(key)))
+        if not layers:
+            raise ValueError(
+                f"history {name!r} recorded no {metric}_layer<l> metric; recorded: "
+                f"{sorted(history.values)}"
+            )
+        for layer in layers:
+            values = history.array(f"{metric}_layer{layer}")  # (epochs, *E)
+            values = values.reshape(values.shape[0], -1)
+            epochs = np.arange(1, values.shape[0] + 1)
+            # Mean over members, ignoring undefined (NaN) angles of zero updates.
+            finite = np.isfinite(values)
+            counts = finite.sum(axis=1)
+            sums = np.where(finite, values, 0.0).sum(axis=1)
+            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            ax.plot(epochs, mean, marker=".", label=f"layer {layer}")
+        ax.axhline(90, color="0.5", linewidth=0.8, linestyle=":")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 120)
+    axes[0][0].set_ylabel("angle to BP (degrees)")
+    axes[0][-1].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

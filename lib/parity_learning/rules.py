@@ -107,6 +107,11 @@ class _FeedbackRule(LearningRule):
       used, with fan the number of columns of B_l: the width of the error
       signal that B_l maps back (n_{l+1} for FA, n_L for DFA).
 
+    NOTE: with one output unit the default DFA entries reach 1, about
+    sqrt(n_{L-1}) times the entries of W_L at PyTorch's initialisation, so
+    the hidden updates are that much larger than BP's at the same learning
+    rate. Lower ``scale`` or the learning rate if training diverges.
+
     For an ensemble of E members, ``generator`` is either one generator or a
     sequence of E generators. From one generator the members draw their
     matrices in turn, member 0 first, so member 0 gets what a single model
