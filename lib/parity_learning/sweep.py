@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # tqdm.auto warns in kernels without ipywidgets
 
 from .methods import build_method, get_method
 from .optim import make_optimizer

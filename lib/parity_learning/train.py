@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # tqdm.auto warns in kernels without ipywidgets
 
 from .losses import accuracy, get_loss
 from .seeding import check_seed, torch_generator
