@@ -108,3 +108,10 @@ def test_plot_embeddings_side_by_side():
     assert [ax.get_title() for ax in fig.axes] == ["BP (perplexity 5)", "DFA (perplexity 5)"]
     with pytest.raises(ValueError, match="40 points but 39 labels"):
         plot_embeddings({"BP": embedding}, labels[:-1])
+
+
+def test_tsne_thread_limit_same_map():
+    points, _ = clustered_points()
+    default = tsne(points, seed=0, perplexity=5.0, max_iter=250)
+    limited = tsne(points, seed=0, perplexity=5.0, max_iter=250, threads=1)
+    np.testing.assert_allclose(limited.coordinates, default.coordinates, rtol=1e-6, atol=1e-6)
