@@ -126,6 +126,16 @@ def test_kernel_distance_values():
     assert kernel_distance(K, other) == pytest.approx(float(expected), rel=1e-12)
 
 
+def test_kernel_distance_float32_in_float64():
+    generator = torch_generator(0, "test-kernel")
+    features = torch.randn(200, 50, generator=generator)
+    K1 = features @ features.T  # float32
+    K2 = K1 + 1e-3 * torch.randn(200, 200, generator=generator)
+    expected = kernel_distance(K1.double(), K2.double())
+    assert 0 < expected < 1e-5
+    assert kernel_distance(K1, K2) == pytest.approx(expected, rel=1e-9)
+
+
 def test_kernel_distance_rejects_bad_input():
     with pytest.raises(ValueError, match="shape"):
         kernel_distance(torch.eye(2), torch.eye(3))

@@ -287,10 +287,10 @@ def test_random_features_fit_linear_target(name):
     v = torch.randn(24, generator=generator, dtype=torch.float64)
     score = features @ v
     score = score - score.median()
-    keep = score.abs() > 0.2 * score.abs().median()  # a margin, so SGD converges fast
+    keep = score.abs() > 0.5 * score.abs().median()  # a margin, so SGD converges fast
     task = TinyTask(X[keep], torch.sign(score[keep]))
     opt = make_optimizer("sgd", model.parameters(), lr=0.5, momentum=0.9)
-    history = train(model, make_rule("bp"), opt, task, epochs=1000, batch_size=10**6,
+    history = train(model, make_rule("bp"), opt, task, epochs=200, batch_size=10**6,
                     seed=0, loss="hinge", progress=False)
 
     assert history.final("train_accuracy") == 1.0
@@ -303,7 +303,7 @@ def test_random_features_cannot_fit_unrelated_target():
     X = torch.randn(400, 10, generator=generator, dtype=torch.float64)
     y = torch.randint(0, 2, (400,), generator=generator).double() * 2 - 1
     opt = make_optimizer("sgd", model.parameters(), lr=0.5, momentum=0.9)
-    history = train(model, make_rule("bp"), opt, TinyTask(X, y), epochs=1000,
+    history = train(model, make_rule("bp"), opt, TinyTask(X, y), epochs=200,
                     batch_size=10**6, seed=0, loss="hinge", progress=False)
     assert history.final("train_loss") > 0.1
 

@@ -81,11 +81,13 @@ def empirical_ntk(model, X1: torch.Tensor, X2: torch.Tensor | None = None) -> to
 def kernel_distance(K1: torch.Tensor, K2: torch.Tensor) -> float:
     """Return 1 - <K1, K2>_F / (||K1||_F ||K2||_F) of two kernel matrices.
 
-    The exact value is at least 0 (Cauchy-Schwarz); rounding errors below 0
-    are returned as 0, so that equal kernels print as 0 rather than -0.
+    It is computed in float64, because float32 rounding alone moves the
+    result by about 1e-7, more than the distance of nearly equal kernels. The exact value is at least 0 (Cauchy-Schwarz), and
+    rounding errors below 0 are returned as 0.
     """
     if K1.shape != K2.shape:
         raise ValueError(f"kernel matrices differ in shape: {tuple(K1.shape)} and {tuple(K2.shape)}")
+    K1, K2 = K1.double(), K2.double()
     norms = torch.linalg.matrix_norm(K1) * torch.linalg.matrix_norm(K2)
     if norms == 0:
         raise ValueError("kernel distance is undefined for a zero kernel matrix")
