@@ -119,9 +119,10 @@ def laziness_by_width(task, models: Iterable[str], widths: Iterable[int], *,
                       progress: bool | None = None, **training) -> pd.DataFrame:
     """Train every model at every width and measure how far its weights moved.
 
-    ``models`` holds ``"bp"`` (a ReLU MLP) and names of ``lazy.LAZY_MODELS``;
-    ``training`` holds the keyword arguments of ``lazy.fit_model`` other than
-    ``name`` and ``width`` (optimizer, epochs, batch_size, seed, ...).
+    ``models`` contains ``"bp"`` (a ReLU MLP) or names of
+    ``lazy.LAZY_MODELS``. ``training`` passes on the keyword arguments of
+    ``lazy.fit_model`` other than ``name`` and ``width`` (optimizer, epochs,
+    batch_size, seed, ...).
     Returns one row per (model, width, layer) with the relative change of that
     layer's weights and the final train and test accuracy of the run.
     """
@@ -145,8 +146,8 @@ def kernel_changes(task, models: Iterable[str], width: int, X: torch.Tensor,
                    y: torch.Tensor, **training):
     """Compare each model's empirical NTK on X before and after training.
 
-    ``training`` holds the keyword arguments of ``lazy.fit_model`` other than
-    ``name`` and ``width``. Returns ``(kernels, frame)``: ``kernels[name]`` is
+    ``training`` passes on the keyword arguments of ``lazy.fit_model`` other
+    than ``name`` and ``width``. Returns ``(kernels, frame)``: ``kernels[name]`` is
     the pair (K_0, K_T) of (N, N) matrices, and ``frame`` has one row per
     model with the kernel distance d(K_0, K_T) and the kernel-target
     alignment 1 - d(K, y y^T) at both ends, which grows as the kernel adapts
