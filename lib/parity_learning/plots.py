@@ -72,7 +72,9 @@ def learning_curves(
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         if metric.endswith("accuracy"):
             ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle=":")
-            ax.set_ylim(0.4, 1.02)
+            # Below-chance curves (the uniform half of D_A) must stay visible.
+            lowest = min(0.4, ax.get_ylim()[0])
+            ax.set_ylim(max(lowest, 0.0), 1.02)
     axes[0][-1].legend(fontsize="small")
     if title:
         fig.suptitle(title)
