@@ -74,8 +74,12 @@ def empirical_ntk(model, X1: torch.Tensor, X2: torch.Tensor | None = None) -> to
     Memory is O((N1 + N2) P) for P trained parameters.
     """
     J1 = per_example_gradients(model, X1)
-    J2 = J1 if X2 is None else per_example_gradients(model, X2)
-    return J1 @ J2.T
+    if X2 is not None:
+        return J1 @ per_example_gradients(model, X2).T
+    # BLAS may round K[i, j] and K[j, i] differently; averaging with the
+    # transpose makes the Gram matrix exactly symmetric.
+    K = J1 @ J1.T
+    return (K + K.T) / 2
 
 
 def kernel_distance(K1: torch.Tensor, K2: torch.Tensor) -> float:
