@@ -14,7 +14,7 @@ TINY = {
                 parity_test=100, width=16, epochs=2, batch_size=50, tsne_points=60,
                 perplexity=30.0),
     "benchmarks": dict(dfa_depths=[1, 2], dfa_width=8, dfa_batch_size=4, dfa_repeats=2,
-                       dfa_warmup=1),
+                       dfa_warmup=1, throughput_steps=2),
 }
 
 
