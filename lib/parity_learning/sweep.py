@@ -36,8 +36,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # tqdm.auto warns in kernels without ipywidgets
 
+from .losses import LOSSES
 from .methods import build_method, get_method
-from .optim import make_optimizer
+from .models import ACTIVATIONS
+from .optim import OPTIMIZERS, make_optimizer
 from .seeding import check_seed
 from .train import History, train
 
@@ -121,12 +123,18 @@ class RunConfig:
     def __post_init__(self):
         _check_choice("task", self.task, TASKS)
         _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("activation", self.activation, ACTIVATIONS)
         get_method(self.method)
 
         for name in ("n", "k", "num_train", "num_validation", "num_test", "width",
                      "hidden_layers", "epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
         check_seed(self.seed, "RunConfig.seed")
+        if self.task == "sparse_parity" and self.k > self.n:
+            raise ValueError(f"RunConfig.k must be in [1, n={self.n}] for sparse parity, "
+                             f"got k={self.k}")
         if not 0.0 <= self.structured_fraction <= 1.0:
             raise ValueError(
                 f"RunConfig.structured_fraction must be in [0, 1], got "
