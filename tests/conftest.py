@@ -1,5 +1,6 @@
 """Shared test settings: the tolerance table and paths."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def run_chapter(stem: str, tmp_path: Path, **parameters):
     parameters.setdefault("results_dir", str(tmp_path / "results"))
     parameters.setdefault("profile", "test")
     output = tmp_path / f"{stem}.ipynb"
-    return papermill.execute_notebook(
+    notebook = papermill.execute_notebook(
         str(ROOT / "chapters" / f"{stem}.ipynb"),
         str(output),
         parameters=parameters,
@@ -45,6 +46,34 @@ def run_chapter(stem: str, tmp_path: Path, **parameters):
         kernel_name="python3",
         progress_bar=False,
     )
+    check_glue(notebook)
+    return notebook
+
+
+GLUE_ROLE = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::([^`]*))?`")
+
+
+def check_glue(notebook):
+    """Assert that every {glue:text} key in the Markdown is glued and formats.
+
+    myst-nb formats ``{glue:text}`key:.2f``` by converting the glued
+    text/plain to a float, so a numpy scalar, glued as ``np.float64(...)``,
+    fails the strict book build with a warning.
+    """
+    glued = {}
+    for output in outputs_of(notebook):
+        scrapbook = output.get("metadata", {}).get("scrapbook", {})
+        if "name" in scrapbook:
+            key = scrapbook.get("mime_prefix", "") + "text/plain"
+            glued[scrapbook["name"]] = output["data"].get(key, "")
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for name, spec in GLUE_ROLE.findall(cell.source):
+            assert name in glued, f"{{glue:text}}`{name}` is cited but never glued"
+            assert "np." not in glued[name], f"{name} is glued as {glued[name]}"
+            if spec:
+                format(float(glued[name]), spec)  # ValueError names the bad text
 
 
 def outputs_of(notebook, output_type=None):
