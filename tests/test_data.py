@@ -192,6 +192,14 @@ def test_idx_directory_loads(tmp_path, gz):
     assert torch.equal(source.test_labels, torch.from_numpy(labels["t10k"].astype(np.int64)))
 
 
+def test_idx_directory_by_bare_name(tmp_path, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    images, _ = write_mnist_dir(tmp_path / "mnist", gz=False)
+    monkeypatch.chdir(tmp_path)
+    source = load_digits("mnist")
+    assert source.train_images.shape == images["train"].shape
+
+
 def test_idx_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="IDX file not found: .*nothing.idx"):
         read_idx(tmp_path / "nothing.idx")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,7 +213,7 @@ def test_cache_recomputes_new_library_version(tmp_path, monkeypatch):
     monkeypatch.setattr(parity_learning, "__version__", "999.0.0")
     (result,) = run_sweep([config], tmp_path)
     assert trained == [config]
-    assert result.library_version == "999.0.0"
+    assert result.library_version.startswith("999.0.0+")
     assert len(list(tmp_path.glob(f"{config.key}-*.json"))) == 2
 
 
@@ -401,3 +402,20 @@ def test_parity_grid_chapter_executes(tmp_path):
     assert "test_accuracy_heatmaps.png" in manifest["files"]
     assert "halves.tex" in manifest["files"]
     assert len(list((tmp_path / "results" / "runs" / "parity_grid").glob("*.json"))) == 224
+
+
+def test_source_hash_follows_any_edit(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("not a module\n")
+    before = sweep.source_hash(tmp_path)
+    (tmp_path / "notes.txt").write_text("changed\n")
+    assert sweep.source_hash(tmp_path) == before
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert sweep.source_hash(tmp_path) != before
+
+
+def test_library_version_names_sources():
+    version, _, digest = sweep.library_version().partition("+")
+    assert version == parity_learning.__version__
+    assert digest == sweep.source_hash(Path(parity_learning.__file__).parent)
+

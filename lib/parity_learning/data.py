@@ -302,7 +302,8 @@ def load_digits(source: str | os.PathLike = "sklearn", *, test_fraction: float =
             )
         return _load_idx_directory(FASHION_MNIST_DIR, "Fashion-MNIST (28x28)")
     is_path = isinstance(source, os.PathLike) or (
-        isinstance(source, str) and (os.sep in source or source.startswith((".", "~")))
+        isinstance(source, str)
+        and (os.sep in source or source.startswith((".", "~")) or Path(source).is_dir())
     )
     if not is_path:
         raise ValueError(

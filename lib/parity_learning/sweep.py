@@ -65,10 +65,29 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def library_version() -> str:
-    """Return the installed library version, read at call time."""
+    """Return the library version and a hash of its sources: ``0.1.0+1a2b3c4d5e6f``.
+
+    Stored results are keyed by it, so an edit to any module of the package
+    recomputes them even when nobody bumps ``__version__``. The version is
+    read at call time; the source hash once per process.
+    """
     from . import __version__
 
-    return __version__
+    return f"{__version__}+{_package_source_hash()}"
+
+
+@functools.lru_cache(maxsize=1)
+def _package_source_hash() -> str:
+    return source_hash(Path(__file__).parent)
+
+
+def source_hash(directory: Path) -> str:
+    """Return the first 12 hex digits of SHA-256 over the names and bytes of
+    the ``*.py`` files in ``directory``, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------
