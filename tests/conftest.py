@@ -54,7 +54,8 @@ GLUE_ROLE = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::([^`]*))?`")
 
 
 def check_glue(notebook):
-    """Assert that every {glue:text} key in the Markdown is glued and formats.
+    """Assert that every {glue:text} key of the Markdown and of the figure
+    captions is glued and formats.
 
     myst-nb formats ``{glue:text}`key:.2f``` by converting the glued
     text/plain to a float, so a numpy scalar, glued as ``np.float64(...)``,
@@ -67,9 +68,11 @@ def check_glue(notebook):
             key = scrapbook.get("mime_prefix", "") + "text/plain"
             glued[scrapbook["name"]] = output["data"].get(key, "")
     for cell in notebook.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for name, spec in GLUE_ROLE.findall(cell.source):
+        if cell.cell_type == "markdown":
+            text = cell.source
+        else:  # a figure cell's caption, from its mystnb.figure metadata
+            text = cell.metadata.get("mystnb", {}).get("figure", {}).get("caption", "")
+        for name, spec in GLUE_ROLE.findall(text):
             assert name in glued, f"{{glue:text}}`{name}` is cited but never glued"
             assert "np." not in glued[name], f"{name} is glued as {glued[name]}"
             if spec:

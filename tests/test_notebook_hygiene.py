@@ -11,6 +11,7 @@ and on a notebook built to break each rule once.
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,15 @@ def hygiene_problems(notebook) -> list[str]:
     if not code or not is_imports_cell(code[0].source):
         problems.append("the first code cell is not an imports cell "
                         "(imports, then setup calls only)")
+
+    for index, cell in enumerate(code):
+        saved = re.search(r'save_figure\(\s*[\w.]+,\s*"(\w+)"', cell.source)
+        if saved:
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            expected = f"{{glue:text}}`{saved.group(1)}_caption`"
+            if figure.get("caption") != expected or not figure.get("name"):
+                problems.append(f"code cell {index} saves figure {saved.group(1)!r} without "
+                                f"mystnb.figure metadata (caption {expected} and a name)")
 
     sections = [text for level, text in headings if level == 2]
     if not sections or sections[-1] != "What we found":

@@ -33,6 +33,20 @@ log = logging.getLogger(__name__)
 FIGURE_FORMATS = ("png", "pdf")
 
 
+def _glue_in_kernel(key: str, value: str) -> None:
+    """Glue ``value`` under ``key`` for the book when running in a Jupyter kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return  # plain Python or a terminal IPython: there is no notebook to glue into
+    from myst_nb import glue
+
+    glue(key, value, display=False)
+
+
 def git_commit(path: str | os.PathLike = ".") -> str | None:
     """Return the commit hash of the checkout holding ``path`` (with
     ``-dirty`` when it has uncommitted changes), or None outside git."""
@@ -125,8 +139,14 @@ class ChapterResults:
         return name
 
     def save_figure(self, fig, name: str, caption: str = "") -> list[Path]:
-        """Save ``fig`` as PNG and PDF; the figure stays open for display."""
+        """Save ``fig`` as PNG and PDF; the figure stays open for display.
+
+        Inside a Jupyter kernel the caption is also glued as
+        ``<name>_caption``, which the figure cell's ``mystnb.figure.caption``
+        metadata cites, so the book shows it under the numbered figure.
+        """
         name = self._check_name(name)
+        _glue_in_kernel(f"{name}_caption", caption)
         paths = []
         for fmt in FIGURE_FORMATS:
             path = self._staging / f"{name}.{fmt}"
