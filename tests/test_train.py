@@ -30,6 +30,7 @@ def test_history_has_every_metric_per_epoch():
     frame = history.to_frame()
     assert set(frame.columns) == {"epoch", "member", "metric", "value"}
     assert not history.diverged
+    assert history.status() == "trained"
 
 
 def test_bp_learns_easy_sparse_parity():
@@ -48,6 +49,7 @@ def test_divergence_is_recorded_not_raised(caplog):
     assert 1 <= step <= 5 * 8
     assert np.isnan(history.final("test_accuracy"))
     assert "diverged at step" in caplog.text
+    assert history.status() == f"diverged at step {step}"
 
 
 def test_ensemble_with_tasks_per_member_matches_separate_runs():
@@ -60,6 +62,8 @@ def test_ensemble_with_tasks_per_member_matches_separate_runs():
     optimizer = make_optimizer("sgd", ensemble.parameters(), lr=0.1, momentum=0.9)
     together = train(ensemble, Backprop(), optimizer, tasks, epochs=3, batch_size=32,
                      seed=seeds)
+    with pytest.raises(ValueError, match=r"ensemble shape \(3,\)"):
+        together.status()
     for index, (task, model, seed) in enumerate(zip(tasks, models, seeds)):
         optimizer = make_optimizer("sgd", model.parameters(), lr=0.1, momentum=0.9)
         alone = train(model, Backprop(), optimizer, task, epochs=3, batch_size=32, seed=seed)

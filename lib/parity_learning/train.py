@@ -52,6 +52,14 @@ class History:
     def diverged(self) -> np.ndarray:
         return np.asarray(self.diverged_step) >= 0
 
+    def status(self) -> str:
+        """Describe the outcome of a single run: ``"trained"`` or ``"diverged at step N"``."""
+        steps = np.asarray(-1 if self.diverged_step is None else self.diverged_step)
+        if steps.ndim != 0:
+            raise ValueError(f"status describes one run, but this history has ensemble shape "
+                             f"{self.ensemble_shape}; index diverged_step per member instead")
+        return f"diverged at step {int(steps)}" if steps >= 0 else "trained"
+
     def array(self, name: str) -> np.ndarray:
         """Return metric ``name`` as an array of shape (epochs + 1, *E)."""
         if name not in self.values:
