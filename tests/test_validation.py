@@ -139,7 +139,13 @@ CASES = {
                         FileNotFoundError, r"nonexistent"),
     # sweep runner
     "sweep zero workers": (lambda tmp: sweep.run_sweep([sweep.RunConfig()], tmp, workers=0),
-                           ValueError, r"workers.*0"),
+                           ValueError, r"run_sweep: workers must be an integer >= 1, got 0"),
+    "sweep zero threads": (lambda tmp: sweep.run_sweep(
+        [sweep.RunConfig()], tmp, threads_per_worker=0),
+        ValueError, r"run_sweep: threads_per_worker must be an integer >= 1, got 0"),
+    "sweep zero ensemble": (lambda tmp: sweep.run_sweep(
+        [sweep.RunConfig()], tmp, max_ensemble=0),
+        ValueError, r"run_sweep: max_ensemble must be an integer >= 1, got 0"),
 }
 
 

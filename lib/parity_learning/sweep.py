@@ -94,11 +94,11 @@ def source_hash(directory: Path) -> str:
 # Configs
 
 
-def _check_int(name, value, minimum):
+def _check_int(name, value, minimum, owner="RunConfig."):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"RunConfig.{name} must be an integer >= {minimum}, got {value!r}")
+        raise TypeError(f"{owner}{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"RunConfig.{name} must be an integer >= {minimum}, got {value}")
+        raise ValueError(f"{owner}{name} must be an integer >= {minimum}, got {value}")
 
 
 def _check_choice(name, value, choices):
@@ -248,7 +248,7 @@ def grid_configs(
 
 def group_configs(configs: Sequence[RunConfig], max_ensemble: int = 8):
     """Split configs into groups that differ only in seed, at most ``max_ensemble`` each."""
-    _check_int("max_ensemble", max_ensemble, 1)
+    _check_int("max_ensemble", max_ensemble, 1, owner="group_configs: ")
     groups: dict[RunConfig, list[RunConfig]] = {}
     for config in configs:
         groups.setdefault(config.without_seed(), []).append(config)
@@ -510,7 +510,9 @@ def run_sweep(
     result is stored as soon as its group finishes, so an interrupted sweep
     resumes where it stopped. ``force=True`` retrains every run.
     """
-    _check_int("workers", workers, 1)
+    _check_int("workers", workers, 1, owner="run_sweep: ")
+    _check_int("threads_per_worker", threads_per_worker, 1, owner="run_sweep: ")
+    _check_int("max_ensemble", max_ensemble, 1, owner="run_sweep: ")
     store = ResultStore(results_dir)
     store.remove_partial_files()
     configs = list(configs)
