@@ -58,3 +58,15 @@ def test_accuracy_counts_sign_agreement():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="loss must be one of \\['bce', 'hinge'\\], got 'mse'"):
         get_loss("mse")
+
+
+@pytest.mark.parametrize("loss_fn", [bce_with_logits, hinge], ids=["bce", "hinge"])
+@pytest.mark.parametrize("scale", [1.0, 100.0, 1e4])
+def test_float32_matches_float64(loss_fn, scale):
+    z64, y64 = logits_and_labels(scale)
+    z32, y32 = logits_and_labels(scale, torch.float32)
+    loss32, dz32 = loss_fn(z32, y32)
+    loss64, dz64 = loss_fn(z64, y64)
+    assert torch.isfinite(loss32) and torch.isfinite(dz32).all()
+    torch.testing.assert_close(loss32.double(), loss64, **TOLERANCES[torch.float32])
+    torch.testing.assert_close(dz32.double(), dz64, **TOLERANCES[torch.float32])
