@@ -36,10 +36,10 @@ __all__ = ["SHAPES", "TARGETS", "run", "summary_lines"]
 log = logging.getLogger(__name__)
 
 #: (input width n_0, hidden width, batch size). The quick shape is sparse
-#: parity of the quick profile. The full shape is digit parity with three
-#: 28x28 MNIST digits side by side, width 512 and batch 128, the largest task
-#: of the full profile.
-SHAPES = {"quick": (16, 64, 64), "full": (3 * 28 * 28, 512, 128)}
+#: parity of the quick profile. The full shape is digit parity of the full
+#: profile: three of scikit-learn's 8x8 digits side by side, width 512 and
+#: batch 128, its task with the most inputs.
+SHAPES = {"quick": (16, 64, 64), "full": (3 * 8 * 8, 512, 128)}
 TARGETS = {"library_vs_torch": 1.0, "ensemble_vs_sequential": 3.0, "matmul_fraction": 0.5}
 ENSEMBLE = 8
 
