@@ -68,7 +68,7 @@ def library_version() -> str:
     """Return the library version and a hash of its sources: ``0.1.0+1a2b3c4d5e6f``.
 
     Stored results are keyed by it, so an edit to any module of the package
-    recomputes them even when nobody bumps ``__version__``. The version is
+    recomputes them even when ``__version__`` stays the same. The version is
     read at call time; the source hash once per process.
     """
     from . import __version__
