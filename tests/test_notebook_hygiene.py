@@ -117,6 +117,13 @@ def hygiene_problems(notebook) -> list[str]:
                         "(imports, then setup calls only)")
 
     for index, cell in enumerate(code):
+        if "figure" in cell.metadata.get("mystnb", {}) and not cell.source.rstrip().endswith(";"):
+            # myst-nb wraps every output of a figure cell in the figure, so a
+            # printed return value makes a second figure with the same name.
+            body = ast.parse(cell.source).body
+            if body and isinstance(body[-1], ast.Expr):
+                problems.append(f"figure cell {index} ends with an expression without ';', "
+                                "whose value would become a second figure")
         saved = re.search(r'save_figure\(\s*[\w.]+,\s*"(\w+)"', cell.source)
         if saved:
             figure = cell.metadata.get("mystnb", {}).get("figure", {})
