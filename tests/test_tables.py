@@ -85,8 +85,8 @@ def test_heatmap_marks_diverged_and_missing_cells():
     ax = tables.heatmap(summary, "A", methods=["bp", "fa", "dfa"], optimizers=["adam", "sgd"])
     cells = {(int(t.get_position()[1]), int(t.get_position()[0])): t.get_text()
              for t in ax.texts}
-    assert cells == {(0, 0): "0.70", (0, 1): "0.95*", (1, 0): "n/a", (1, 1): "n/a",
-                     (2, 0): "0.70", (2, 1): "div."}
+    assert cells == {(0, 0): "70", (0, 1): "95*", (1, 0): "n/a", (1, 1): "n/a",
+                     (2, 0): "70", (2, 1): "div."}
     plt.close(ax.figure)
 
 

@@ -114,8 +114,9 @@ def heatmap(summary: pd.DataFrame, task_label: str, *, ax=None,
             vmin: float = 0.4, vmax: float = 1.0):
     """Draw the mean of one task as a methods × optimizers heatmap on ``ax``.
 
-    Cells are annotated with the mean; a cell whose runs all diverged is
-    left uncoloured and reads "div.", one without runs reads "n/a".
+    Cells are coloured and annotated with the mean in percent ("95", with
+    "*" when some runs diverged); a cell whose runs all diverged is left
+    uncoloured and reads "div.", one without runs reads "n/a".
     """
     part = summary[summary["task_label"] == task_label]
     if part.empty:
@@ -135,11 +136,13 @@ def heatmap(summary: pd.DataFrame, task_label: str, *, ax=None,
                 annotations[i, j] = "div."
             else:
                 mark = "*" if row["diverged"] else ""
-                annotations[i, j] = f"{row['mean']:.2f}{mark}"
+                annotations[i, j] = f"{100 * row['mean']:.0f}{mark}"
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.35 * len(methods) + 1.2))
-    sns.heatmap(means.astype(float), ax=ax, annot=annotations, fmt="", vmin=vmin, vmax=vmax,
-                cmap="viridis", cbar_kws={"label": "mean accuracy"}, linewidths=0.5,
+    # Percentages: two or three digits fit a narrow cell, "0.95" does not.
+    sns.heatmap(100 * means.astype(float), ax=ax, annot=annotations, fmt="",
+                vmin=100 * vmin, vmax=100 * vmax, cmap="viridis",
+                cbar_kws={"label": "mean accuracy (%)"}, linewidths=0.5,
                 linecolor="white", annot_kws={"fontsize": "x-small"})
     # seaborn leaves NaN cells blank and unannotated, so label them here.
     ax.set_facecolor("0.85")
