@@ -374,6 +374,42 @@ def test_command_line_reports_invalid_grid(tmp_path, caplog):
     assert "RunConfig.width" in caplog.text
 
 
+@pytest.mark.parametrize("text, message", [
+    ("42", "must hold a JSON list of RunConfig objects or one object of grid_configs "
+           "arguments, got int: 42"),
+    ('[{"task": "sparse_parity"', "is not valid JSON: Expecting"),
+    ('{"tasks": [{"n": 8}], "methods": ["bp"], "optimizers": ["sgd"], '
+     '"learning_rates": [0.1], "seeds": [0]}',
+     "learning_rates must map each optimizer to its list of learning rates"),
+])
+def test_command_line_explains_bad_grid_file(tmp_path, caplog, text, message):
+    grid = tmp_path / "grid.json"
+    grid.write_text(text)
+    with caplog.at_level(logging.ERROR):
+        assert sweep.main([str(grid), "--results-dir", str(tmp_path / "runs")]) == 1
+    assert message in caplog.text
+    assert str(grid) in caplog.text
+
+
+def test_cpu_fallback_run_not_reused_on_cuda(tmp_path, monkeypatch):
+    config = RunConfig(device="cuda", **TINY)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (first,) = run_sweep([config], tmp_path)
+    assert first.device == "cpu"
+    trained = count_trained(monkeypatch)
+    run_sweep([config], tmp_path)
+    assert trained == []  # still no CUDA: the CPU run stands
+
+    # With CUDA present, the stored CPU run does not count; training is
+    # stubbed out because this machine may have no GPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(sweep, "run_group", lambda group: trained.extend(group) or [
+        dataclasses.replace(first, device="cuda") for _ in group])
+    (second,) = run_sweep([config], tmp_path)
+    assert trained == [config]
+    assert second.device == "cuda"
+
+
 def test_histories_of_groups_runs_by_columns():
     results = run_group([RunConfig(seed=s, **TINY) for s in range(3)])
     results += run_group([RunConfig(seed=0, lr=0.3, **TINY)])

@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -232,9 +232,13 @@ def grid_configs(
     with more than one) are left out.
     """
     seeds = list(seeds)
+    if not isinstance(learning_rates, Mapping):
+        raise ValueError("learning_rates must map each optimizer to its list of learning "
+                         f"rates, e.g. {{\"sgd\": [0.1, 0.3]}}, got {learning_rates!r}")
     missing = sorted(set(optimizers) - set(learning_rates))
     if missing:
-        raise ValueError(f"learning_rates has no entry for optimizers {missing}")
+        raise ValueError(f"learning_rates has no entry for optimizers {missing}; it must map "
+                         "each optimizer to its list of learning rates")
     configs = []
     for task, method, optimizer in itertools.product(tasks, methods, optimizers):
         fields = {**common, **task}
@@ -372,10 +376,15 @@ class ResultStore:
 
 def resolve_device(name: str) -> str:
     """Return ``name`` if that device is present, else ``"cpu"`` with a warning."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    device = device_here(name)
+    if device != name:
         log.warning("config names device %r but CUDA is not available; running on the CPU", name)
-        return "cpu"
-    return name
+    return device
+
+
+def device_here(name: str) -> str:
+    """Return the device a run configured for ``name`` uses on this machine."""
+    return "cpu" if name.startswith("cuda") and not torch.cuda.is_available() else name
 
 
 @functools.lru_cache(maxsize=4)
@@ -520,8 +529,13 @@ def run_sweep(
     if not force:
         for config in configs:
             stored = store.load(config)
-            if stored is not None:
+            # A run that fell back to the CPU does not stand for a CUDA run on
+            # a machine that has CUDA; it is trained again there.
+            if stored is not None and stored.device == device_here(config.device):
                 results[config.key] = stored
+            elif stored is not None:
+                log.info("stored run %s ran on %s, not %s; training it again",
+                         config.key, stored.device, config.device)
     pending = list({c.key: c for c in configs if c.key not in results}.values())
     log.info("sweep of %d runs: %d stored, %d to train", len(configs),
              len(configs) - len(pending), len(pending))
@@ -616,12 +630,21 @@ def histories_of(results: Sequence[RunResult], frame: pd.DataFrame,
 
 
 def _read_grid(path: Path) -> list[RunConfig]:
-    spec = json.loads(path.read_text())
-    if isinstance(spec, list):
-        return [RunConfig.from_dict(item) for item in spec]
     try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"grid file {path} is not valid JSON: {error}") from error
+    is_list = isinstance(spec, list) and all(isinstance(item, dict) for item in spec)
+    if not (is_list or isinstance(spec, dict)):
+        raise ValueError(
+            f"grid file {path} must hold a JSON list of RunConfig objects or one object "
+            f"of grid_configs arguments, got {type(spec).__name__}: {str(spec)[:60]}"
+        )
+    try:
+        if is_list:
+            return [RunConfig.from_dict(item) for item in spec]
         return grid_configs(**spec)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(f"grid file {path} is not a valid grid: {error}") from error
 
 
