@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import seaborn as sns
 
@@ -43,15 +44,26 @@ def learning_curves(
     histories: Mapping[str, object],
     metrics: Sequence[str] = ("train_loss", "test_accuracy"),
     title: str | None = None,
+    axes: Sequence | None = None,
 ):
     """Plot one panel per metric, one line per history, over epochs.
 
     Each value of ``histories`` is a ``History``; an ensemble history is drawn
     as its mean over members with a band of one standard deviation. Members
-    that diverged are left out of the mean and counted in the legend.
+    that diverged are left out of the mean and counted in the legend. With
+    ``axes`` (one per metric) the panels go there, ``title`` becomes the
+    first panel's title, and the caller lays out the figure.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(PAGE_WIDTH, 3.0), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    own_figure = axes is None
+    if own_figure:
+        fig, grid = plt.subplots(1, len(metrics), figsize=(PAGE_WIDTH, 3.0), squeeze=False)
+        axes = grid[0]
+    else:
+        if len(axes) != len(metrics):
+            raise ValueError(f"need one axis per metric: {len(metrics)} metrics, "
+                             f"{len(axes)} axes")
+        fig = axes[0].figure
+    for ax, metric in zip(axes, metrics):
         for label, history in histories.items():
             values = history.array(metric)  # (epochs + 1, *E)
             values = values.reshape(values.shape[0], -1)
@@ -69,13 +81,18 @@ def learning_curves(
                 std = np.nanstd(values[:, finite], axis=1)
                 ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         if metric.endswith("accuracy"):
             ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle=":")
             # Below-chance curves (the uniform half of D_A) must stay visible.
             lowest = min(0.4, ax.get_ylim()[0])
             ax.set_ylim(max(lowest, 0.0), 1.02)
-    axes[0][-1].legend(fontsize="small")
+    axes[-1].legend(fontsize="small")
+    if not own_figure:
+        if title:
+            axes[0].set_title(title, loc="left")
+        return fig
     if title:
         fig.suptitle(title)
     fig.tight_layout()
