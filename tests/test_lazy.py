@@ -123,7 +123,7 @@ def test_galu_masks_by_gate_sign():
     mask = gate_input > 0
 
     # F.linear fuses the bias add, so it may round differently from the
-    # model's X @ W.T + b; the mask is exact unless a gate input is that small.
+    # model's X @ W.T + b. The mask is exact unless a gate input is that small.
     torch.testing.assert_close(trained_output, F.linear(X, model.W1, model.b1), **F64)
     assert gate_input.abs().min() > 1e-12
     assert 0 < mask.double().mean() < 1  # both gate states occur

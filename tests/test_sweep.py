@@ -398,7 +398,7 @@ def test_cpu_fallback_run_not_reused_on_cuda(tmp_path, monkeypatch):
     assert first.device == "cpu"
     trained = count_trained(monkeypatch)
     run_sweep([config], tmp_path)
-    assert trained == []  # still no CUDA: the CPU run stands
+    assert trained == []  # still no CUDA, so the stored CPU run is reused
 
     # With CUDA present, the stored CPU run does not count; training is
     # stubbed out because this machine may have no GPU.
