@@ -529,8 +529,8 @@ def run_sweep(
     if not force:
         for config in configs:
             stored = store.load(config)
-            # A run that fell back to the CPU does not stand for a CUDA run on
-            # a machine that has CUDA; it is trained again there.
+            # A CUDA config that fell back to the CPU is not reused on a machine
+            # that has CUDA. The run is trained again there.
             if stored is not None and stored.device == device_here(config.device):
                 results[config.key] = stored
             elif stored is not None:
